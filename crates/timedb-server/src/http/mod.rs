@@ -1,0 +1,194 @@
+//! The HTTP layer: routes, extractors, and the mapping of errors to statuses.
+//!
+//! One file per endpoint group. Handlers parse the request into model types (errors
+//! become 400/422 here), call the store with the caller's tenant, and shape the answer
+//! in the upstream-compatible JSON. Nothing below this layer knows about HTTP.
+
+mod account;
+mod auth;
+mod caller;
+mod encode;
+mod error;
+mod extract;
+mod meta;
+mod openapi;
+mod runs;
+mod series;
+mod upload;
+mod users;
+mod values;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use timedb::Store;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::auth::Verifier;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Default request body limit (SPEC §4).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { body_limit: DEFAULT_BODY_LIMIT }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub verifier: Arc<Verifier>,
+}
+
+/// Fresh UUID request ids for requests that arrive without `x-request-id`.
+#[derive(Clone, Default)]
+struct UuidRequestId;
+
+impl MakeRequestId for UuidRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        uuid::Uuid::new_v4().to_string().parse().ok().map(RequestId::new)
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see GET / or /docs for the list")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not accept that method")
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; it has been logged").into_response()
+}
+
+/// Answer 413 at once for a body whose declared length is over the limit, instead of
+/// reading the limit's worth of it first (bodies without a length are cut off by
+/// `DefaultBodyLimit` as they stream).
+async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return extract::body_too_large().into_response();
+    }
+    next.run(req).await
+}
+
+/// The whole application. Routes are grouped by what they require of a caller, and each
+/// group gets the authentication middleware for that requirement; the public group has
+/// none.
+pub fn router(store: Arc<dyn Store>, verifier: Arc<Verifier>, config: &HttpConfig) -> Router {
+    let state = AppState { store, verifier: verifier.clone() };
+    let guard = |need| {
+        axum::middleware::from_fn_with_state(auth::AuthLayer { verifier: verifier.clone(), need }, auth::authenticate)
+    };
+    let data = Router::new()
+        .route("/values", get(values::get_values).put(values::put_values))
+        .route("/upload", post(upload::upload))
+        .route("/runs", post(upload::create_run).get(runs::list_runs))
+        .route("/runs/{run_id}", get(runs::get_run))
+        .route("/series", post(series::create_series).get(series::list_series))
+        .route("/series/{series_id}", get(series::get_series))
+        .route("/list_timeseries", get(series::list_timeseries))
+        .route_layer(guard(auth::Need::ByMethod));
+    let account = Router::new()
+        .route("/whoami", get(account::whoami))
+        .route("/api-keys", post(account::create_key).get(account::list_keys))
+        .route("/api-keys/{key}", delete(account::revoke_key))
+        .route_layer(guard(auth::Need::Authenticated));
+    let admin = Router::new()
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route("/users/{email}/deactivate", post(users::deactivate))
+        .route("/users/{email}/activate", post(users::activate))
+        .route("/users/{email}/regenerate-key", post(users::regenerate_key))
+        .route_layer(guard(auth::Need::Admin));
+    let swagger = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]).validator_url("none"));
+    Router::new()
+        .route("/", get(meta::root))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/openapi.json", get(meta::openapi_json))
+        .route("/redoc", get(meta::redoc_page))
+        .route("/redoc/redoc.standalone.js", get(meta::redoc_js))
+        .merge(swagger)
+        .merge(data)
+        .merge(account)
+        .merge(admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(axum::middleware::from_fn_with_state(config.body_limit, refuse_declared_oversize))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(UuidRequestId))
+}
+
+/// A request path fit for a log line: `DELETE /api-keys/{key}` accepts a whole key in
+/// the path, which must never reach a log, so that segment is cut to its key id.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api-keys/") {
+        Some(rest) if rest.len() > timedb::model::KeyId::LEN => "/api-keys/(a whole key, not logged)".into(),
+        _ => path.into(),
+    }
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests and write pending
+/// key usage.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    config: &HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(store, verifier.clone(), config);
+    // Small answers go out in more than one write; without TCP_NODELAY the second waits
+    // for the client's delayed ACK (~40 ms per request).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    verifier.flush_usage().await;
+    result
+}
+
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,15 @@
+//! timedb core: the domain model of revised time series and the storage layer.
+//!
+//! The crate is split the way a request flows through the service, innermost first:
+//! [`model`] holds plain domain types that can only exist valid (parsed once, at the edge),
+//! and [`store`] holds the [`store::Store`] trait with one module per backend. Nothing here
+//! knows about HTTP; the server crate translates requests into these types and back.
+
+pub mod model;
+pub mod store;
+
+pub use model::TenantId;
+pub use store::{Store, StoreError};
+
+#[cfg(feature = "testing")]
+pub mod testing;
