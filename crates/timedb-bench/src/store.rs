@@ -171,7 +171,7 @@ async fn measure_backend(
 ) -> anyhow::Result<()> {
     let db = Database::create(backend, false).await?;
     // One upload of a million values is larger than the default 64 MiB body limit.
-    let config = HttpConfig { body_limit: DEFAULT_BODY_LIMIT.max(body.len() + 1024) };
+    let config = HttpConfig { body_limit: DEFAULT_BODY_LIMIT.max(body.len() + 1024), ..HttpConfig::default() };
     let server = Server::start(db.store.clone(), config).await?;
     let client = reqwest::Client::new();
     let name = backend.name().to_owned();

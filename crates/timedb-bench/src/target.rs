@@ -78,16 +78,17 @@ impl Database {
     }
 }
 
-/// A database of the benchmark's own on a PostgreSQL server.
-struct PgDatabase {
+/// A database of the benchmark's own on a PostgreSQL server, dropped on drop.
+pub struct PgDatabase {
     admin_dsn: String,
     name: String,
     /// The DSN of the new database.
-    dsn: String,
+    pub dsn: String,
 }
 
 impl PgDatabase {
-    async fn create(admin_dsn: &str) -> anyhow::Result<Self> {
+    /// `CREATE DATABASE timedb_bench_<uuid>` on the server `admin_dsn` names.
+    pub async fn create(admin_dsn: &str) -> anyhow::Result<Self> {
         let (client, connection) = tokio_postgres::connect(admin_dsn, NoTls)
             .await
             .with_context(|| format!("connecting to {}", timedb::store::Dsn::Postgres(admin_dsn.to_owned())))?;

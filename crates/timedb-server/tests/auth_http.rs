@@ -67,6 +67,37 @@ async fn add_key(
 mod cases {
     use super::*;
 
+    pub async fn metrics_count_requests_without_naming_anyone(b: Backend) {
+        let app = spawn_auth_app(b).await;
+        let alice = app.add_user(tenant_a(), "alice@a.example", Role::Writer).await;
+        let upload: Value = serde_json::from_str(ROWS).unwrap();
+        let (status, up) = call(&app, Method::POST, "/upload", Some(&alice), Some(upload)).await;
+        assert_eq!(status, 200);
+        call(&app, Method::GET, &format!("/runs/{}", up["run_id"].as_str().unwrap()), Some(&alice), None).await;
+        call(&app, Method::GET, "/values", Some(&alice), None).await;
+        call(&app, Method::GET, "/values", Some("invalid-key-12345"), None).await;
+        let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "metrics are public, like /healthz");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = r.text().await.unwrap();
+        for needle in [
+            "timedb_http_requests_total{route=\"/upload\",method=\"POST\",status=\"200\"}",
+            "timedb_http_requests_total{route=\"/runs/{run_id}\",method=\"GET\",status=\"200\"}",
+            "timedb_http_request_duration_seconds_bucket{route=\"/values\",le=\"+Inf\"}",
+            "timedb_auth_outcomes_total{code=\"INVALID_KEY\"}",
+            "timedb_auth_outcomes_total{code=\"OK\"}",
+            "timedb_values_ingested_total",
+            "timedb_values_read_total",
+            "timedb_key_cache_hit_ratio",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        // Routes, not paths: no run id, tenant, email or key in any label.
+        for secret in [up["run_id"].as_str().unwrap(), &tenant_a().to_string(), "alice@a.example", &alice[4..12]] {
+            assert!(!text.contains(secret), "{secret} leaked into /metrics");
+        }
+    }
+
     pub async fn every_outcome_of_the_table(b: Backend) {
         let app = spawn_auth_app(b).await;
         let alice = app.add_user(tenant_a(), "alice@a.example", Role::Writer).await;
@@ -448,6 +479,7 @@ mod cases {
 
 per_backend!(
     cases;
+    metrics_count_requests_without_naming_anyone,
     every_outcome_of_the_table,
     keys_are_accepted_in_every_documented_form,
     query_keys_can_be_switched_off,

@@ -351,3 +351,44 @@ fn api_refuses_a_schema_newer_than_itself() {
     assert!(!out.status.success());
     assert!(text(&out).contains("newer than this timedb"), "{}", text(&out));
 }
+
+#[test]
+fn config_files_apply_below_the_environment_and_show_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("timedb.toml");
+    std::fs::write(
+        &file,
+        "port = 9001\nsecret = \"pepper-s3cret\"\ndsn = \"postgresql://u:hunter2@db.example/timedb\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let out = timedb(dir.path(), &["config", "show", "--json", "--config", config], &[("TIMEDB_PORT", "9002")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["port"]["value"], "9002", "the environment wins over the file: {shown}");
+    assert_eq!(shown["port"]["source"], "environment");
+    assert_eq!(shown["secret"]["value"], "***");
+    assert_eq!(shown["secret"]["source"], "file");
+    assert_eq!(shown["log_format"]["value"], "json");
+    assert_eq!(shown["host"]["source"], "default");
+    let all = text(&out);
+    assert!(!all.contains("pepper-s3cret") && !all.contains("hunter2"), "a secret was shown: {all}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "prot = 1\n").unwrap();
+    let out = timedb(dir.path(), &["config", "show", "--config", bad.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown setting 'prot'"), "{}", text(&out));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(timedb(dir.path(), &["create", "tables"], &[]).status.success());
+    let out = timedb_bounded(dir.path(), &["--log-format", "json", "api", "--host", "0.0.0.0", "--port", "0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.contains("authentication is OFF")).unwrap_or_else(|| panic!("{stderr}"));
+    let obj: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(obj["level"], "WARN");
+}

@@ -433,7 +433,7 @@ mod cases {
         assert_error((StatusCode::PAYLOAD_TOO_LARGE, body), 413, "BODY_TOO_LARGE", "larger");
         assert!(app.values("").await.is_empty());
         // A configured smaller limit applies too.
-        let small = spawn_app_with(b, timedb_server::http::HttpConfig { body_limit: 1024 }).await;
+        let small = spawn_app_with(b, timedb_server::http::HttpConfig { body_limit: 1024, ..Default::default() }).await;
         let rows: Vec<Value> = (0..100)
             .map(|i| json!({"value_key": "k", "valid_time": format!("2025-01-01T00:{:02}:00Z", i % 60), "value": i}))
             .collect();

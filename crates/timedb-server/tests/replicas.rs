@@ -1,68 +1,24 @@
 //! Several `timedb api` processes on one PostgreSQL database (SPEC §3, §9): what one
 //! writes, the others read at once, and a key revoked through one is refused by all.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use timedb::testing::{Backend, fresh_database};
 
-const BIN: &str = env!("CARGO_BIN_EXE_timedb");
+mod common;
 
-/// A `timedb api` process, killed when dropped (even when the test panics).
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `timedb api --dsn DSN --port 0`; returns it with the first-run key, if printed.
-fn start(dsn: &str) -> (Server, Option<String>) {
-    let mut child = Command::new(BIN)
-        .args(["api", "--dsn", dsn, "--port", "0"])
-        .env_remove("TIMEDB_DSN")
-        .env_remove("DATABASE_URL")
-        .env_remove("TIMEDB_SECRET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(k) = line.strip_prefix("API Key: ") {
-            key = Some(k.trim().to_owned());
-        }
-        if let Some(rest) = line.split("serving ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return (Server { child, url }, key);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("timedb api did not print its address");
-}
+use common::process::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_api_processes_share_one_postgresql_database() {
     let db = fresh_database(Backend::Postgres).await;
     // The first process initialises the empty database and prints the admin key; the
     // second finds it initialised.
-    let (one, key) = start(&db.dsn_text);
-    let key = key.expect("the first run prints an admin key");
-    let (two, again) = start(&db.dsn_text);
-    assert!(again.is_none(), "only the first run prints a key");
+    let one = Server::start(&db.dsn_text, &[]);
+    let key = one.first_run_key().expect("the first run prints an admin key");
+    let two = Server::start(&db.dsn_text, &[]);
+    assert!(two.first_run_key().is_none(), "only the first run prints a key");
 
     let client = reqwest::Client::new();
     let body = json!({"run_start_time": "2025-01-01T00:00:00Z", "value_rows": [

@@ -40,6 +40,9 @@ pub struct AuthConfig {
     pub default_rate_limit: Option<RateLimit>,
     /// Failed authentications allowed per client address.
     pub failed_auth_limit: RateLimit,
+    /// Behind a reverse proxy on the same host: for connections from a loopback address,
+    /// the client address is the last `X-Forwarded-For` entry (the one the proxy added).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for AuthConfig {
@@ -49,6 +52,7 @@ impl Default for AuthConfig {
             allow_query_key: true,
             default_rate_limit: None,
             failed_auth_limit: RateLimit { requests: 60, per: Window::Minute },
+            trust_forwarded_for: false,
         }
     }
 }
@@ -220,8 +224,10 @@ impl Verifier {
 
     async fn lookup(&self, key_id: &KeyId) -> Result<Option<Arc<KeyLookup>>, AuthFailure> {
         if let Some(hit) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(key_id) {
+            crate::metrics::global().key_cache(true);
             return Ok(Some(hit.clone()));
         }
+        crate::metrics::global().key_cache(false);
         let generation = self.generation.load(Ordering::Relaxed);
         let found = self.store.lookup_key(key_id).await.map_err(|e| AuthFailure::Store(e.to_string()))?;
         let Some(found) = found else { return Ok(None) };

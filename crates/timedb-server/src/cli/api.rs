@@ -21,16 +21,16 @@ const FIRST_ADMIN: &str = "admin@localhost";
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// Address to bind.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, env = "TIMEDB_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port to bind (0 picks a free one and prints it).
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, env = "TIMEDB_PORT", default_value_t = 8000)]
     pub port: u16,
     /// Allow serving without authentication on a non-loopback address.
-    #[arg(long)]
+    #[arg(long, env = "TIMEDB_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
     /// Largest accepted request body, in MiB.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, env = "TIMEDB_MAX_BODY_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_body_mb: u64,
     /// Refuse keys passed as `?api_key=` (headers only).
     #[arg(long, env = "TIMEDB_NO_QUERY_KEY")]
@@ -41,6 +41,10 @@ pub struct ApiArgs {
     /// Failed authentications allowed per client address.
     #[arg(long, env = "TIMEDB_FAILED_AUTH_LIMIT", default_value = "60/minute")]
     pub failed_auth_limit: String,
+    /// Behind a reverse proxy on this host: count failed authentications per the
+    /// `X-Forwarded-For` address the proxy adds (only for connections from loopback).
+    #[arg(long, env = "TIMEDB_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
     /// Accepted for compatibility with the upstream CLI; a compiled server has nothing to reload.
     #[arg(long, hide = true)]
     pub reload: bool,
@@ -68,6 +72,7 @@ pub async fn run(dsn: &Dsn, args: ApiArgs) -> anyhow::Result<()> {
         allow_query_key: !args.no_query_key,
         default_rate_limit: args.default_rate_limit.as_deref().map(|r| rate("--default-rate-limit", r)).transpose()?,
         failed_auth_limit: rate("--failed-auth-limit", &args.failed_auth_limit)?,
+        trust_forwarded_for: args.trust_forwarded_for,
     };
     let first_key = if first_run { create_first_admin(store.as_ref(), &config).await? } else { None };
     let secret = std::env::var("TIMEDB_SECRET").ok().filter(|s| !s.is_empty());
@@ -103,7 +108,7 @@ pub async fn run(dsn: &Dsn, args: ApiArgs) -> anyhow::Result<()> {
         if status.has_users { "on" } else { "OFF" }
     );
     println!("Docs: http://{addr}/docs  ·  Stop with Ctrl+C");
-    let http_config = HttpConfig { body_limit: (args.max_body_mb as usize) * 1024 * 1024 };
+    let http_config = HttpConfig { body_limit: (args.max_body_mb as usize) * 1024 * 1024, ..HttpConfig::default() };
     http::serve(listener, store, verifier, &http_config, shutdown_signal()).await?;
     tracing::info!("server stopped");
     Ok(())

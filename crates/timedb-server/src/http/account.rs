@@ -2,7 +2,7 @@
 //! `GET /api-keys`, `DELETE /api-keys/{key_id}`). Every call stays inside the caller's
 //! tenant; an `admin` key may act on other users of that tenant.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use timedb::model::time::{format_timestamp, now};
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, PathText, QueryPairs};
 use crate::auth::{Principal, mint};
 
 /// Who the presented key belongs to.
@@ -29,7 +29,10 @@ pub struct WhoAmI {
 
 /// The caller's identity.
 #[utoipa::path(get, path = "/whoami", tag = "keys",
-    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)),
+    responses(
+        (status = 200, description = "Success", body = WhoAmI),
+        (status = 401, description = "No usable API key", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn whoami(caller: Caller) -> ApiResult<axum::Json<WhoAmI>> {
     let p = caller.require_principal()?;
@@ -127,7 +130,11 @@ fn target_email(p: &Principal, email: Option<&str>) -> ApiResult<Email> {
 
 /// Create an API key.
 #[utoipa::path(post, path = "/api-keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses(
+        (status = 201, description = "Created", body = CreatedKey),
+        (status = 403, description = "The key lacks the scope this needs", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `detail`", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -171,7 +178,9 @@ pub async fn create_key(
         ("email" = Option<String>, Query, description = "Another user's keys (admin)"),
         ("include_revoked" = Option<bool>, Query, description = "Include revoked keys"),
     ),
-    responses((status = 200, body = Vec<KeyBody>)),
+    responses(
+        (status = 200, description = "Success", body = Vec<KeyBody>),
+    ),
     security(("api_key" = [])))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -189,12 +198,15 @@ pub async fn list_keys(
 /// Revoke a key by key id or full key (soft: kept for audit, refused from now on).
 #[utoipa::path(delete, path = "/api-keys/{key}", tag = "keys",
     params(("key" = String, Path, description = "The key id, or the whole key")),
-    responses((status = 200, body = KeyBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "Success", body = KeyBody),
+        (status = 404, description = "Not found (or another tenant's)", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    PathText(key): PathText,
 ) -> ApiResult<axum::Json<KeyBody>> {
     let p = caller.require_principal()?;
     let key_id = key_id_of(&state, &key)?;

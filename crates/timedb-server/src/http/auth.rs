@@ -4,7 +4,7 @@
 //! when any of that fails. On success the [`Principal`] rides in the request's
 //! extensions for the [`super::caller::Caller`] extractor.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -36,12 +36,15 @@ pub struct AuthLayer {
     pub need: Need,
 }
 
-/// The key a request presents, if any.
+/// The key a request presents, if any. A header of bytes that are not visible ASCII is
+/// still a presented key (an invalid one), not a missing one.
 fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>, allow_query: bool) -> Option<String> {
-    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    if let Some(v) = headers.get("x-api-key").map(text) {
         return Some(v.trim().to_owned());
     }
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(AUTHORIZATION).map(text) {
+        let v = v.as_str();
         let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v, ""));
         if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("apikey") {
             return Some(rest.trim().to_owned());
@@ -62,6 +65,7 @@ fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
 
 /// The response for a refused request. Never echoes the presented key.
 fn refusal(failure: AuthFailure) -> Response {
+    crate::metrics::global().auth_outcome(code_of(&failure));
     let unauthorized = |code: &'static str, detail: String| {
         let mut r = ApiError::new(StatusCode::UNAUTHORIZED, code, detail).into_response();
         let h = r.headers_mut();
@@ -111,13 +115,32 @@ fn refusal(failure: AuthFailure) -> Response {
     }
 }
 
+/// The address failed authentications are counted against: the peer, or — from a trusted
+/// proxy on loopback — the address the proxy appended to `X-Forwarded-For`.
+fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trust_forwarded_for: bool) -> Option<IpAddr> {
+    let from_proxy = trust_forwarded_for && peer.is_some_and(|p| p.is_loopback());
+    if from_proxy
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+        && let Ok(ip) = last.trim().parse::<IpAddr>()
+    {
+        return Some(ip);
+    }
+    peer
+}
+
 /// Middleware for one group of routes.
 pub async fn authenticate(State(layer): State<AuthLayer>, mut req: Request, next: Next) -> Response {
     let verifier = &layer.verifier;
     if !verifier.enabled() {
         return next.run(req).await;
     }
-    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let addr = client_address(peer, req.headers(), verifier.config.trust_forwarded_for);
     if let Err(f) = verifier.check_client(addr) {
         return refusal(f);
     }
@@ -145,6 +168,7 @@ pub async fn authenticate(State(layer): State<AuthLayer>, mut req: Request, next
         Err(f) => return refusal(f),
     };
     tracing::debug!(key_id = %principal.key_id, tenant = %principal.tenant, "authenticated");
+    crate::metrics::global().auth_outcome("OK");
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
     if let Some(d) = decision {
@@ -176,4 +200,22 @@ pub(super) fn hasher(v: &Verifier) -> Result<&crate::auth::KeyHasher, ApiError> 
     v.hasher().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "AUTH_UNAVAILABLE", "authentication is not ready yet; try again")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_trusted_only_from_loopback_when_asked() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.7"));
+        let local: Option<IpAddr> = Some("127.0.0.1".parse().unwrap());
+        let remote: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(client_address(local, &h, true), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(client_address(local, &h, false), local);
+        assert_eq!(client_address(remote, &h, true), remote, "a remote peer cannot pick its address");
+        h.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_address(local, &h, true), local);
+    }
 }

@@ -1,5 +1,6 @@
 //! Streaming encoders for value reads: rows are written batch by batch as the store
 //! produces them, so a response of any size costs the server a few batches of memory.
+//! JSON and CSV are written here; Arrow IPC in [`super::arrow_encode`].
 //!
 //! JSON keeps the upstream shape `{"count": n, "data": [...]}` with the keys in the
 //! other order — `"data"` first, `"count"` last — because the count is only known once
@@ -8,7 +9,8 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use timedb::model::time::write_timestamp;
 use timedb::model::{ReadMode, ValueRecord};
 use timedb::store::ValueStream;
@@ -43,6 +45,8 @@ impl Columns {
 pub enum Format {
     Json,
     Csv,
+    /// An Arrow IPC stream (`application/vnd.apache.arrow.stream`).
+    Arrow,
 }
 
 impl Format {
@@ -50,6 +54,7 @@ impl Format {
         match self {
             Format::Json => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Arrow => super::bulk::ARROW_STREAM,
         }
     }
 }
@@ -179,7 +184,14 @@ struct EncodeState {
 /// Encode a value stream as a response body stream. A store error after the first
 /// byte ends the body with an error, which aborts the connection: the client sees a
 /// truncated response, never a well-formed partial one.
-pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    match format {
+        Format::Arrow => super::arrow_encode::encode(rows, cols).boxed(),
+        Format::Json | Format::Csv => encode_text(rows, format, cols).boxed(),
+    }
+}
+
+fn encode_text(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let state = EncodeState { rows, format, cols, count: 0, phase: Phase::Start };
     futures_util::stream::unfold(state, |mut st| async move {
         match st.phase {
@@ -187,7 +199,7 @@ pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<I
                 st.phase = Phase::Rows;
                 let head = match st.format {
                     Format::Json => b"{\"data\":[".to_vec(),
-                    Format::Csv => {
+                    Format::Csv | Format::Arrow => {
                         let mut h = st.cols.names().join(",").into_bytes();
                         h.push(b'\n');
                         h
@@ -197,6 +209,7 @@ pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<I
             }
             Phase::Rows => match st.rows.next_batch().await {
                 Some(Ok(batch)) => {
+                    crate::metrics::global().values_read(batch.len());
                     let mut buf = Vec::with_capacity(batch.len() * 160);
                     for r in &batch {
                         match st.format {
@@ -206,7 +219,7 @@ pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<I
                                 }
                                 write_json_row(&mut buf, r, st.cols);
                             }
-                            Format::Csv => write_csv_row(&mut buf, r, st.cols),
+                            Format::Csv | Format::Arrow => write_csv_row(&mut buf, r, st.cols),
                         }
                         st.count += 1;
                     }
@@ -221,7 +234,7 @@ pub fn encode(rows: ValueStream, format: Format, cols: Columns) -> impl Stream<I
                     st.phase = Phase::Done;
                     let tail = match st.format {
                         Format::Json => format!("],\"count\":{}}}", st.count).into_bytes(),
-                        Format::Csv => Vec::new(),
+                        Format::Csv | Format::Arrow => Vec::new(),
                     };
                     Some((Ok(Bytes::from(tail)), st))
                 }

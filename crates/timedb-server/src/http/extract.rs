@@ -24,15 +24,34 @@ pub fn body_too_large() -> ApiError {
     )
 }
 
-/// Read the body, mapping an over-limit body to 413.
+/// Read the body, mapping an over-limit body to 413 and a stalled one to 408.
 pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             body_too_large()
+        } else if timed_out(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "BODY_TIMEOUT",
+                "the request body stopped arriving before it was complete; send it without pausing",
+            )
         } else {
             ApiError::bad_request("UNREADABLE_BODY", format!("the request body could not be read: {rejection}"))
         }
     })
+}
+
+/// True when the body read failed because `HttpConfig::body_read_timeout` passed
+/// between two pieces of it.
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The request's media type without parameters, lower-cased; `None` when absent.
@@ -49,8 +68,12 @@ fn is_json(media: &str) -> bool {
 /// Parse JSON bytes into `T`: syntax errors → 400, type/field errors → 422 with the path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // Anything but whitespace after the value is a syntax error, not ignored.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::bad_request("MALFORMED_JSON", format!("the request body is not valid JSON: {e}"))),
+        },
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -99,6 +122,23 @@ where
             return Err(ApiError::bad_request("MALFORMED_JSON", "the request body is empty; send a JSON object"));
         }
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// One path parameter as text. axum's own `Path` answers a segment that is not UTF-8
+/// after percent-decoding with a plain-text 400; this answers 422 in our format.
+pub struct PathText(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathText {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(text)) => Ok(PathText(text)),
+            Err(rejection) => {
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", rejection.body_text()))
+            }
+        }
     }
 }
 

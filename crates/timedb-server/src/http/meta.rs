@@ -37,8 +37,8 @@ pub struct RootInfo {
 }
 
 const ENDPOINTS: &[(&str, &str)] = &[
-    ("GET /values", "Read values (flat, overlapping, all_versions, as-of), JSON or CSV"),
-    ("POST /upload", "Create a run with values"),
+    ("GET /values", "Read values (flat, overlapping, all_versions, as-of) as JSON, CSV or Arrow IPC"),
+    ("POST /upload", "Create a run with values (JSON, CSV or Arrow IPC body)"),
     ("POST /runs", "Create a run with values (alias of /upload)"),
     ("PUT /values", "Correct values (new versions, history kept)"),
     ("POST /series", "Create a series"),
@@ -58,13 +58,15 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST /users/{email}/regenerate-key", "Replace a user's keys (admin)"),
     ("GET /healthz", "Liveness"),
     ("GET /readyz", "Readiness (store reachable)"),
+    ("GET /metrics", "Process metrics (Prometheus text format)"),
     ("GET /openapi.json", "OpenAPI document"),
     ("GET /docs", "Swagger UI"),
     ("GET /redoc", "ReDoc"),
 ];
 
 /// Service information (public).
-#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = RootInfo)))]
+#[utoipa::path(get, path = "/", tag = "service",
+    responses((status = 200, description = "What this service is and where its docs are", body = RootInfo)))]
 pub async fn root(State(state): State<AppState>) -> axum::Json<RootInfo> {
     axum::Json(RootInfo {
         name: "TimeDB API".into(),
@@ -83,7 +85,7 @@ pub async fn root(State(state): State<AppState>) -> axum::Json<RootInfo> {
             AuthInfo {
                 enabled: true,
                 methods,
-                note: "Every endpoint except /, /docs, /redoc, /openapi.json, /healthz and /readyz needs an API key."
+                note: "Every endpoint except /, /docs, /redoc, /openapi.json, /healthz, /readyz and /metrics needs an API key."
                     .into(),
             }
         } else {
@@ -103,7 +105,8 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
@@ -113,11 +116,20 @@ pub async fn healthz() -> axum::Json<Health> {
     get,
     path = "/readyz",
     tag = "service",
-    responses((status = 200, body = Health), (status = 503, body = super::error::ErrorBody))
+    responses(
+        (status = 200, description = "The store answers", body = Health),
+        (status = 503, description = "The store does not answer", body = super::error::ErrorBody),
+    )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.store.ping().await?;
     Ok(axum::Json(Health { status: "ready".into() }))
+}
+
+/// Process metrics in the Prometheus text format (no tenant, user or key in any label).
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics() -> Response {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::metrics::global().render()).into_response()
 }
 
 /// The OpenAPI document, generated from the code.

@@ -5,7 +5,9 @@
 //! in the upstream-compatible JSON. Nothing below this layer knows about HTTP.
 
 mod account;
+mod arrow_encode;
 mod auth;
+mod bulk;
 mod caller;
 mod encode;
 mod error;
@@ -18,7 +20,7 @@ mod upload;
 mod users;
 mod values;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use timedb::Store;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -42,16 +45,23 @@ pub use error::{ApiError, ErrorBody};
 /// Default request body limit (SPEC §4).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Default for [`HttpConfig::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest wait for the next piece of a request body (nginx's `client_body_timeout`):
+    /// a client that sends headers and then stalls (slow loris) gets 408 and the
+    /// connection is closed, instead of holding a task and a socket forever.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT }
+        Self { body_limit: DEFAULT_BODY_LIMIT, body_read_timeout: DEFAULT_BODY_READ_TIMEOUT }
     }
 }
 
@@ -104,6 +114,20 @@ async fn refuse_declared_oversize(
     next.run(req).await
 }
 
+/// Count the request by matched route (never the raw path: ids are not labels) and time
+/// it to its response head.
+async fn record_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    crate::metrics::global().request(&route, &method, response.status().as_u16(), started.elapsed());
+    response
+}
+
 /// The whole application. Routes are grouped by what they require of a caller, and each
 /// group gets the authentication middleware for that requirement; the public group has
 /// none.
@@ -137,6 +161,7 @@ pub fn router(store: Arc<dyn Store>, verifier: Arc<Verifier>, config: &HttpConfi
         .route("/", get(meta::root))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi_json))
         .route("/redoc", get(meta::redoc_page))
         .route("/redoc/redoc.standalone.js", get(meta::redoc_js))
@@ -147,8 +172,10 @@ pub fn router(store: Arc<dyn Store>, verifier: Arc<Verifier>, config: &HttpConfi
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn_with_state(config.body_limit, refuse_declared_oversize))
+        .layer(RequestBodyTimeoutLayer::new(config.body_read_timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -168,8 +195,8 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Serve until `shutdown` resolves, then finish in-flight requests and write pending
-/// key usage.
+/// Serve until `shutdown` resolves, then finish in-flight requests (for at most
+/// [`DRAIN_TIMEOUT`]) and write pending key usage.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
@@ -183,9 +210,28 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
     });
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = draining_tx.send(());
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
-        .await;
+        .into_future();
+    let drain_deadline = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = drain_deadline => {
+            tracing::warn!("in-flight requests still running after {} s; stopping anyway", DRAIN_TIMEOUT.as_secs());
+            Ok(())
+        }
+    };
     verifier.flush_usage().await;
     result
 }

@@ -35,6 +35,7 @@ impl Modify for KeySchemes {
         meta::root,
         meta::healthz,
         meta::readyz,
+        meta::metrics,
         values::get_values,
         values::put_values,
         upload::upload,

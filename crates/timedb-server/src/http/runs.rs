@@ -1,6 +1,6 @@
 //! Run listings: `GET /runs` and `GET /runs/{id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use timedb::model::time::{format_timestamp, parse_timestamp};
 use timedb::model::{Run, RunFilter, RunId, WorkflowId};
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::QueryPairs;
+use super::extract::{PathText, QueryPairs};
 
 /// Default and largest page of `GET /runs`.
 const DEFAULT_LIMIT: usize = 100;
@@ -101,7 +101,7 @@ pub async fn list_runs(
 pub async fn get_run(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
     q: QueryPairs,
 ) -> ApiResult<axum::Json<RunBody>> {
     q.check_known(&["tenant_id", "api_key"])?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use timedb::model::time::format_timestamp;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, PathText, QueryPairs};
 
 /// Declare a series.
 #[derive(Deserialize, ToSchema)]
@@ -148,7 +148,7 @@ pub async fn list_series(
 pub async fn get_series(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
     q: QueryPairs,
 ) -> ApiResult<axum::Json<SeriesBody>> {
     q.check_known(&["tenant_id", "api_key"])?;

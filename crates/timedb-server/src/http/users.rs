@@ -1,6 +1,6 @@
 //! Tenant administration over HTTP (`admin` scope): users of the caller's own tenant.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use timedb::model::time::format_timestamp;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, PathText, QueryPairs};
 use crate::auth::mint;
 
 #[derive(Serialize, ToSchema)]
@@ -56,7 +56,10 @@ pub struct CreateUserRequest {
 /// List the tenant's users.
 #[utoipa::path(get, path = "/users", tag = "users",
     params(("include_inactive" = Option<bool>, Query, description = "Include deactivated users")),
-    responses((status = 200, body = Vec<UserBody>), (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, description = "Success", body = Vec<UserBody>),
+        (status = 403, description = "The key lacks the scope this needs", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -72,7 +75,10 @@ pub async fn list_users(
 
 /// Create a user in the caller's tenant, with a first key.
 #[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserWithKey), (status = 409, body = ErrorBody)),
+    responses(
+        (status = 201, description = "Created", body = UserWithKey),
+        (status = 409, description = "Already exists", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -97,24 +103,30 @@ pub async fn create_user(
 
 /// Deactivate a user: all their keys stop working.
 #[utoipa::path(post, path = "/users/{email}/deactivate", tag = "users",
-    params(("email" = String, Path)), responses((status = 200, body = UserBody), (status = 404, body = ErrorBody)),
+    params(("email" = String, Path)), responses(
+        (status = 200, description = "Success", body = UserBody),
+        (status = 404, description = "Not found (or another tenant's)", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn deactivate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(email): Path<String>,
+    PathText(email): PathText,
 ) -> ApiResult<axum::Json<UserBody>> {
     set_active(state, caller, email, false).await
 }
 
 /// Activate a user: their keys work again.
 #[utoipa::path(post, path = "/users/{email}/activate", tag = "users",
-    params(("email" = String, Path)), responses((status = 200, body = UserBody), (status = 404, body = ErrorBody)),
+    params(("email" = String, Path)), responses(
+        (status = 200, description = "Success", body = UserBody),
+        (status = 404, description = "Not found (or another tenant's)", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn activate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(email): Path<String>,
+    PathText(email): PathText,
 ) -> ApiResult<axum::Json<UserBody>> {
     set_active(state, caller, email, true).await
 }
@@ -129,12 +141,15 @@ async fn set_active(state: AppState, caller: Caller, email: String, active: bool
 
 /// Revoke all of a user's keys and issue a new one (shown this once).
 #[utoipa::path(post, path = "/users/{email}/regenerate-key", tag = "users",
-    params(("email" = String, Path)), responses((status = 200, body = UserWithKey), (status = 404, body = ErrorBody)),
+    params(("email" = String, Path)), responses(
+        (status = 200, description = "Success", body = UserWithKey),
+        (status = 404, description = "Not found (or another tenant's)", body = ErrorBody),
+    ),
     security(("api_key" = [])))]
 pub async fn regenerate_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(email): Path<String>,
+    PathText(email): PathText,
 ) -> ApiResult<axum::Json<UserWithKey>> {
     let p = caller.require_principal()?;
     let email = Email::parse("email", &email)?;

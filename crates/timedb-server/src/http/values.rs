@@ -1,4 +1,5 @@
-//! `GET /values` (streamed reads in JSON or CSV) and `PUT /values` (corrections).
+//! `GET /values` (streamed reads in JSON, CSV or Arrow IPC) and `PUT /values`
+//! (corrections).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +16,7 @@ use timedb::model::{
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::bulk::ARROW_STREAM;
 use super::caller::Caller;
 use super::encode::{Columns, Format, encode};
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -102,10 +104,22 @@ fn parse_read(q: &QueryPairs, headers: &HeaderMap) -> ApiResult<(ValueQuery, Opt
     let format = match q.one("format")?.map(|f| f.trim().to_ascii_lowercase()) {
         Some(f) if f == "json" => Format::Json,
         Some(f) if f == "csv" => Format::Csv,
-        Some(f) => return Err(ApiError::invalid("format", format!("'{f}' is not a format (expected json or csv)"))),
+        Some(f) if f == "arrow" => Format::Arrow,
+        Some(f) => {
+            return Err(ApiError::invalid("format", format!("'{f}' is not a format (expected json, csv or arrow)")));
+        }
         None => {
-            let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if accept.contains("text/csv") && !accept.contains("application/json") { Format::Csv } else { Format::Json }
+            // JSON wins whenever the client accepts it, so `Accept: */*` stays JSON.
+            let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+            if accept.contains("application/json") {
+                Format::Json
+            } else if accept.contains(ARROW_STREAM) {
+                Format::Arrow
+            } else if accept.contains("text/csv") {
+                Format::Csv
+            } else {
+                Format::Json
+            }
         }
     };
     Ok((query.validated()?, q.one("tenant_id")?.map(str::to_owned), format))
@@ -132,11 +146,15 @@ fn parse_read(q: &QueryPairs, headers: &HeaderMap) -> ApiResult<(ValueQuery, Opt
         ("series_key" = Option<Vec<String>>, Query, description = "Only these series keys (repeatable)"),
         ("series_id" = Option<Vec<String>>, Query, description = "Only these series ids (repeatable)"),
         ("labels" = Option<String>, Query, description = "Only series carrying these labels, as a JSON object"),
-        ("format" = Option<String>, Query, description = "json (default) or csv; `Accept: text/csv` also selects CSV"),
+        ("format" = Option<String>, Query, description = "json (default), csv or arrow (an Arrow IPC stream); `Accept: text/csv` or `Accept: application/vnd.apache.arrow.stream` also selects one"),
         ("tenant_id" = Option<String>, Query, description = "With auth off: the tenant to read (default tenant otherwise)"),
     ),
     responses(
-        (status = 200, description = "The rows", body = ValuesResponse, content_type = "application/json"),
+        (status = 200, description = "The rows", content(
+            (ValuesResponse = "application/json"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.arrow.stream"),
+        )),
         (status = 422, description = "An invalid parameter, named in `detail`", body = ErrorBody),
     )
 )]

@@ -125,17 +125,46 @@ pub fn format_timestamp(ts: Timestamp) -> String {
 
 /// Write [`format_timestamp`] into a buffer without allocating a `String` per row.
 pub fn write_timestamp(buf: &mut Vec<u8>, ts: Timestamp) {
-    use std::io::Write;
-    let _ = write!(
-        buf,
-        "{}",
-        // The same digits as `SecondsFormat::AutoSi`: none, milliseconds or microseconds.
-        ts.format(match ts.timestamp_subsec_micros() {
-            0 => "%Y-%m-%dT%H:%M:%S+00:00",
-            us if us % 1000 == 0 => "%Y-%m-%dT%H:%M:%S%.3f+00:00",
-            _ => "%Y-%m-%dT%H:%M:%S%.6f+00:00",
-        })
-    );
+    use chrono::{Datelike, Timelike};
+    let year = ts.year();
+    if !(0..=9999).contains(&year) || ts.timestamp_subsec_nanos() >= 1_000_000_000 {
+        // Outside four-digit years, and for a leap second, chrono's own formatting is used.
+        buf.extend_from_slice(format_timestamp(ts).as_bytes());
+        return;
+    }
+    fn digits(buf: &mut Vec<u8>, n: u32, width: usize) {
+        let mut tmp = [b'0'; 6];
+        let mut n = n;
+        for slot in tmp[..width].iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        buf.extend_from_slice(&tmp[..width]);
+    }
+    digits(buf, year as u32, 4);
+    buf.push(b'-');
+    digits(buf, ts.month(), 2);
+    buf.push(b'-');
+    digits(buf, ts.day(), 2);
+    buf.push(b'T');
+    digits(buf, ts.hour(), 2);
+    buf.push(b':');
+    digits(buf, ts.minute(), 2);
+    buf.push(b':');
+    digits(buf, ts.second(), 2);
+    // The same digits as `SecondsFormat::AutoSi`: none, milliseconds or microseconds.
+    match ts.timestamp_subsec_micros() {
+        0 => {}
+        us if us % 1000 == 0 => {
+            buf.push(b'.');
+            digits(buf, us / 1000, 3);
+        }
+        us => {
+            buf.push(b'.');
+            digits(buf, us, 6);
+        }
+    }
+    buf.extend_from_slice(b"+00:00");
 }
 
 /// Now, truncated to microseconds like every stored instant.

@@ -20,7 +20,7 @@ use crate::model::{
     SeriesFilter, SeriesId, SeriesSpec, TenantId, TenantScope, UpdateReport, UsageDelta, User, ValueQuery, ValueUpdate,
 };
 
-pub use dsn::Dsn;
+pub use dsn::{Dsn, redact};
 pub use stream::ValueStream;
 
 /// The schema version this build reads and writes.

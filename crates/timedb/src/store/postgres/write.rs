@@ -26,6 +26,9 @@ use crate::model::{
 };
 use crate::store::StoreError;
 
+/// Runs of at least this many values refresh the planner's statistics afterwards.
+const ANALYZE_AFTER: i64 = 100_000;
+
 /// Times a correction batch is run again after PostgreSQL aborted it to break a
 /// deadlock (two batches correcting the same values in opposite orders).
 const MAX_ATTEMPTS: usize = 5;
@@ -238,6 +241,14 @@ pub(super) async fn insert_run(
         copy_values(&tx, tid, rid, &sids, &run, &created_by, to_micros(inserted_at)).await?;
     }
     tx.commit().await.map_err(backend)?;
+    if count >= ANALYZE_AFTER {
+        // A bulk load leaves the planner's statistics far behind the table (right after
+        // one, a read of it plans nested loops and a disk sort). Refresh them now rather
+        // than at autovacuum's leisure; failure only costs speed.
+        if let Err(e) = client.batch_execute("ANALYZE value_versions").await {
+            tracing::warn!(error = %e, "ANALYZE after a bulk load failed");
+        }
+    }
     Ok(RunReceipt { run_id, known_time, series_ids, values_written: count as usize })
 }
 

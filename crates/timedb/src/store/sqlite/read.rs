@@ -127,7 +127,8 @@ pub(super) fn list_runs(conn: &Connection, tenant: TenantId, filter: &RunFilter)
     }
     args.push((filter.limit as i64).into());
     let _ = write!(sql, " ORDER BY known_time DESC, inserted_at DESC, rid DESC LIMIT ?{}", args.len());
-    let mut stmt = conn.prepare(&sql).map_err(backend)?;
+    // Bounded shapes (three optional filters), so the statement cache applies here too.
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt.query_map(params_from_iter(args), run_from_row).map_err(backend)?;
     rows.collect::<Result<_, _>>().map_err(backend)
 }
@@ -141,9 +142,13 @@ pub(super) fn get_run(conn: &Connection, tenant: TenantId, id: RunId) -> Result<
         .ok_or_else(not_found)
 }
 
-/// Build the statement for a value read. Integer ids are inlined (they are ours, never
-/// client text); timestamps are bound.
-fn value_sql(query: &ValueQuery, sids: Option<&[i64]>) -> (String, Vec<i64>) {
+/// Build the statement for a value read; every value is bound, so the text depends only
+/// on the query's shape (which bounds are given, the mode, history, whether series are
+/// selected): at most 2^4 * 2 * 2 * 2 = 128 texts, which is what lets the statement
+/// cache ([`Connection::prepare_cached`]) hit instead of re-planning every read. The
+/// selected series travel as one JSON array (`IN (SELECT value FROM json_each(?))`), so
+/// their number does not change the text either.
+fn value_sql(query: &ValueQuery, sids: Option<&[i64]>) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = String::from(
         "SELECT v.sid, v.vt, v.vte, v.rid, v.value_id, v.value, v.annotation, v.tags, v.changed_by,
                 v.change_time, v.is_current, r.known_time, r.run_id
@@ -152,10 +157,10 @@ fn value_sql(query: &ValueQuery, sids: Option<&[i64]>) -> (String, Vec<i64>) {
          JOIN series s ON s.tid = v.tid AND s.sid = v.sid
          WHERE v.tid = ?1",
     );
-    let mut args = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut bind = |sql: &mut String, clause: &str, t: Option<crate::model::Timestamp>| {
         if let Some(t) = t {
-            args.push(to_micros(t));
+            args.push(to_micros(t).into());
             let _ = write!(sql, " AND {clause} ?{}", args.len() + 1);
         }
     };
@@ -167,14 +172,17 @@ fn value_sql(query: &ValueQuery, sids: Option<&[i64]>) -> (String, Vec<i64>) {
         sql.push_str(" AND v.is_current = 1");
     }
     if let Some(sids) = sids {
-        sql.push_str(" AND v.sid IN (");
+        let mut list = String::with_capacity(sids.len() * 8 + 2);
+        list.push('[');
         for (i, sid) in sids.iter().enumerate() {
             if i > 0 {
-                sql.push(',');
+                list.push(',');
             }
-            let _ = write!(sql, "{sid}");
+            let _ = write!(list, "{sid}");
         }
-        sql.push(')');
+        list.push(']');
+        args.push(list.into());
+        let _ = write!(sql, " AND v.sid IN (SELECT value FROM json_each(?{}))", args.len() + 1);
     }
     sql.push_str(match query.mode {
         // All rows of one value key adjacent, preferred run first, versions oldest first.
@@ -212,7 +220,7 @@ pub(super) fn stream_values(
             .collect();
         let sids: Option<Vec<i64>> = selective.then(|| infos.keys().copied().collect());
         let (sql, args) = value_sql(query, sids.as_deref());
-        let stmt = conn.prepare(&sql).map_err(backend)?;
+        let stmt = conn.prepare_cached(&sql).map_err(backend)?;
         Ok(Some((tid, infos, stmt, args)))
     })();
     let (tid, infos, mut stmt, args) = match prepared {
@@ -230,8 +238,8 @@ pub(super) fn stream_values(
         }
     };
 
-    let mut params: Vec<i64> = Vec::with_capacity(args.len() + 1);
-    params.push(tid);
+    let mut params: Vec<rusqlite::types::Value> = Vec::with_capacity(args.len() + 1);
+    params.push(tid.into());
     params.extend(args);
     let result = (|| -> Result<(), StoreError> {
         let mut rows = stmt.query(params_from_iter(params)).map_err(backend)?;
