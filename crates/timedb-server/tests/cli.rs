@@ -6,7 +6,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_timedb");
+mod common;
+
+use common::process::{BIN, strip_ansi};
 
 /// Run `timedb` in `dir` with a clean DSN environment plus `envs`.
 fn timedb(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -49,26 +51,6 @@ fn tables(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
-
-/// Remove ANSI escape sequences (`\x1b[...m` and friends), as the upstream notebook does
-/// before it looks for `API Key:`.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The key on an `API Key: <key>` line (the notebook's `API Key:\s*([^\s]+)`).

@@ -37,6 +37,8 @@ use crate::model::{
 const POOL_SIZE: usize = 16;
 /// How long a call waits for a free connection before reporting the store as busy.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session settings for connections whose DSN sets no `options`.
+const SESSION_OPTIONS: &str = "-c work_mem=64MB";
 /// Used when the DSN sets no `connect_timeout`: an unreachable server should be
 /// reported in seconds, not after the operating system's TCP timeout of minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +96,12 @@ impl PostgresStore {
         }
         if config.get_application_name().is_none() {
             config.application_name("timedb");
+        }
+        if config.get_options().is_none() {
+            // A large read sorts (its ORDER BY, valid time across series, is no index's
+            // order): give the sort memory rather than temporary files. Set per session at
+            // connect, so small reads pay no extra round trip; a DSN's own `options` wins.
+            config.options(SESSION_OPTIONS);
         }
         let target = Target::of(&config);
         let manager = Manager::from_config(

@@ -239,9 +239,6 @@ async fn start<'a>(
     let (sql, args) = value_sql(query, tid, sids);
     // A portal lives only inside a transaction; read-only says what this one is for.
     let tx = client.build_transaction().read_only(true).start().await.map_err(backend)?;
-    // The read's ORDER BY (valid time across series) is no index's order, so a large read
-    // sorts; give that sort memory rather than temporary files (this transaction only).
-    tx.batch_execute("SET LOCAL work_mem = '256MB'").await.map_err(backend)?;
     let stmt = tx.prepare_cached(&sql).await.map_err(backend)?;
     let portal = tx.bind(&stmt, &borrowed(&args)).await.map_err(backend)?;
     Ok(Some(Started { tx, portal, infos }))
