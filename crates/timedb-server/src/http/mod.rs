@@ -95,9 +95,17 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; it has been logged").into_response()
 }
 
-/// Answer 413 at once for a body whose declared length is over the limit, instead of
-/// reading the limit's worth of it first (bodies without a length are cut off by
-/// `DefaultBodyLimit` as they stream).
+/// Bodies declared over the limit but at most this large are read and dropped before the
+/// 413 goes out; larger ones are answered at once.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+
+/// Answer 413 for a body whose declared length is over the limit, without parsing it
+/// (bodies without a length are cut off by `DefaultBodyLimit` as they stream).
+///
+/// A body of moderate size is read and dropped first: closing a socket with unread data
+/// makes the kernel send a reset, which can destroy the 413 before the client reads it.
+/// A huge body is answered at once with `Connection: close` (clients sending such bodies
+/// should use `Expect: 100-continue`, which hyper honours).
 async fn refuse_declared_oversize(
     axum::extract::State(limit): axum::extract::State<usize>,
     req: axum::extract::Request,
@@ -108,10 +116,28 @@ async fn refuse_declared_oversize(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return extract::body_too_large().into_response();
+    let Some(declared) = declared.filter(|n| *n > limit as u64) else {
+        let mut response = next.run(req).await;
+        // A body cut off part-way (over the limit while streaming, or too slow) is left
+        // unread, so this connection cannot carry another request: say so, or a client
+        // reusing it races the close.
+        if matches!(response.status(), StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        return response;
+    };
+    let mut response = extract::body_too_large().into_response();
+    if declared <= DRAIN_MAX {
+        use futures_util::StreamExt;
+        let mut body = req.into_body().into_data_stream();
+        let drain = async { while let Some(Ok(_)) = body.next().await {} };
+        // The body-read timeout also bounds this; a second bound keeps a trickle short.
+        let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
     }
-    next.run(req).await
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// Count the request by matched route (never the raw path: ids are not labels) and time
