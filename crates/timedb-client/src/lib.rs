@@ -90,12 +90,23 @@ impl RetryPolicy {
 }
 
 /// A timedb API client. Cheap to clone (the connection pool is shared).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     api_key: Option<String>,
     retry: RetryPolicy,
+}
+
+/// Shows the URL and whether a key is set, never the key.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl Client {
@@ -263,5 +274,15 @@ mod tests {
         assert_eq!(p.delay(1, Some(Duration::from_secs(999))), p.max_delay);
         assert_eq!(p.delay(1, None), p.base_delay);
         assert_eq!(p.delay(3, None), p.base_delay * 4);
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_never_shows_the_key() {
+        let c = super::Client::new("http://127.0.0.1:8000").unwrap().with_api_key("tdb_SECRETSECRETSECRET_abcdef");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("***"), "{shown}");
     }
 }
