@@ -374,3 +374,18 @@ fn json_logs_are_one_object_per_line() {
     let obj: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(obj["level"], "WARN");
 }
+
+/// The README's first command is `cargo run --release -- api`: at the workspace root that
+/// works only while the default members hold exactly one binary, `timedb`.
+#[test]
+fn the_readme_run_command_names_one_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let first = readme.split("```sh\n").nth(1).and_then(|b| b.lines().next()).unwrap();
+    assert!(first.starts_with("cargo run --release -- api"), "{first}");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("default-members = [\"crates/timedb-server\"]"), "default-members changed");
+    let server = std::fs::read_to_string(root.join("crates/timedb-server/Cargo.toml")).unwrap();
+    assert_eq!(server.matches("[[bin]]").count(), 1, "timedb-server must build exactly one binary");
+    assert!(!root.join("crates/timedb-server/src/bin").exists(), "extra binaries would make `cargo run` ambiguous");
+}
