@@ -31,12 +31,19 @@ impl Histogram {
     }
 }
 
+/// What is counted for one route.
+#[derive(Default)]
+struct RouteStats {
+    /// (method, status) → count.
+    requests: BTreeMap<(String, u16), u64>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    /// (route, method, status) → count; route is the matched route template, so ids never
-    /// become labels.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// By matched route template (so ids never become labels). One lock per request, and
+    /// no allocation once a route, method and status have been seen.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     /// Authentication outcome code → count (`OK` for admitted requests).
     auth: Mutex<BTreeMap<&'static str, u64>>,
     values_ingested: AtomicU64,
@@ -57,8 +64,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
-        *lock(&self.requests).entry((route.to_owned(), method.to_owned(), status)).or_default() += 1;
-        lock(&self.latency).entry(route.to_owned()).or_default().observe(took.as_secs_f64());
+        let mut routes = lock(&self.routes);
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteStats::default());
+        }
+        let stats = routes.get_mut(route).expect("inserted above");
+        match stats.requests.iter_mut().find(|((m, s), _)| m == method && *s == status) {
+            Some((_, n)) => *n += 1,
+            None => {
+                stats.requests.insert((method.to_owned(), status), 1);
+            }
+        }
+        stats.latency.observe(took.as_secs_f64());
     }
 
     pub fn auth_outcome(&self, code: &'static str) {
@@ -82,18 +99,21 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP timedb_http_requests_total HTTP requests by route, method and status.\n");
         out.push_str("# TYPE timedb_http_requests_total counter\n");
-        for ((route, method, status), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "timedb_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-                escape(route),
-                escape(method)
-            );
+        let routes = lock(&self.routes);
+        for (route, stats) in routes.iter() {
+            for ((method, status), n) in &stats.requests {
+                let _ = writeln!(
+                    out,
+                    "timedb_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route),
+                    escape(method)
+                );
+            }
         }
         out.push_str("# HELP timedb_http_request_duration_seconds Time to the response head, by route.\n");
         out.push_str("# TYPE timedb_http_request_duration_seconds histogram\n");
-        for (route, h) in lock(&self.latency).iter() {
-            let route = escape(route);
+        for (route, stats) in routes.iter() {
+            let (route, h) = (escape(route), &stats.latency);
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i];
@@ -110,6 +130,7 @@ impl Metrics {
             let _ = writeln!(out, "timedb_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(out, "timedb_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
+        drop(routes);
         out.push_str("# HELP timedb_auth_outcomes_total Authentication outcomes by code (OK = admitted).\n");
         out.push_str("# TYPE timedb_auth_outcomes_total counter\n");
         for (code, n) in lock(&self.auth).iter() {

@@ -1,19 +1,17 @@
 //! The `timedb` binary as users run it: schema commands, DSN resolution and `timedb api`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::process::{BIN, strip_ansi};
+use common::process::{Server, command};
 
-/// Run `timedb` in `dir` with a clean DSN environment plus `envs`.
+/// Run `timedb` in `dir` with a clean environment plus `envs`.
 fn timedb(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(dir).env_remove("TIMEDB_DSN").env_remove("DATABASE_URL").stdin(Stdio::null());
+    let mut cmd = command();
+    cmd.args(args).current_dir(dir);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -22,16 +20,8 @@ fn timedb(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
 
 /// Run a `timedb api` that is expected to refuse to start; kill it if it serves instead.
 fn timedb_bounded(dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TIMEDB_DSN")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        command().args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -51,104 +41,6 @@ fn tables(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
-
-/// The key on an `API Key: <key>` line (the notebook's `API Key:\s*([^\s]+)`).
-fn api_key_in(text: &str) -> Option<String> {
-    let clean = strip_ansi(text);
-    let rest = clean.split("API Key:").nth(1)?;
-    rest.split_whitespace().next().map(str::to_owned)
-}
-
-/// A running `timedb api`; dropping it kills the process (so a failing test leaves no server).
-struct Api {
-    child: Child,
-    url: String,
-    /// The first-run admin key, when this start printed one.
-    key: Option<String>,
-    /// Everything the server wrote so far, stdout and stderr.
-    output: Arc<Mutex<String>>,
-}
-
-impl Api {
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then wait for the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Copy a child's stream into `sink` line by line, passing each line on to `lines` too.
-fn pump(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<String>>, lines: Option<mpsc::Sender<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            {
-                let mut sink = sink.lock().unwrap();
-                sink.push_str(&line);
-                sink.push('\n');
-            }
-            if let Some(tx) = &lines {
-                let _ = tx.send(line);
-            }
-        }
-    });
-}
-
-/// Start `timedb api --port 0` in `dir` and wait for its address (and first-run key).
-fn start_api(dir: &Path, extra: &[&str]) -> Api {
-    let mut args = vec!["api", "--port", "0"];
-    args.extend_from_slice(extra);
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .current_dir(dir)
-        .env_remove("TIMEDB_DSN")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    pump(child.stdout.take().unwrap(), output.clone(), Some(tx));
-    pump(child.stderr.take().unwrap(), output.clone(), None);
-    let mut api = Api { child, url: String::new(), key: None, output };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else { break };
-        if let Some(key) = api_key_in(&line) {
-            api.key = Some(key);
-        }
-        if let Some(rest) = line.split("serving ").nth(1) {
-            api.url = rest.split_whitespace().next().unwrap().to_owned();
-            return api;
-        }
-    }
-    drop(rx);
-    let _ = api.child.kill();
-    let _ = api.child.wait();
-    panic!("timedb api did not print its address:\n{}", api.output());
 }
 
 #[test]
@@ -233,13 +125,13 @@ async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, se
 #[test]
 fn api_serves_a_fresh_database_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut api = start_api(dir.path(), &[]);
+    let mut api = Server::start_in(Some(dir.path()), &[], &[]);
     let url = api.url.clone();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(dir.path().join("timedb.sqlite3").exists(), "the embedded default lives in the working directory");
     // First run: the schema is created with auth and the admin's key is printed once.
-    let key = api.key.clone().unwrap_or_else(|| panic!("no `API Key:` line on first run:\n{}", api.output()));
-    let out = strip_ansi(&api.output());
+    let key = api.first_run_key().unwrap_or_else(|| panic!("no `API Key:` line on first run:\n{}", api.output()));
+    let out = api.output();
     assert!(out.contains("admin@localhost"), "{out}");
     assert!(
         out.lines().any(|l| l.contains("curl") && l.contains(&key) && l.contains(&url)),
@@ -273,12 +165,12 @@ fn api_serves_a_fresh_database_and_stops_on_sigterm() {
             .unwrap();
         assert_eq!(up.status(), 200);
     });
-    let status = api.terminate();
-    assert!(status.success(), "SIGTERM ends the server cleanly: {status:?}");
+    // SIGTERM ends the server cleanly (asserted by `terminate`).
+    api.terminate();
 
     // Restarted on the same file: no new admin, no key printed; the old key and the data are there.
-    let api = start_api(dir.path(), &[]);
-    assert_eq!(api.key, None, "a key is printed only on first run:\n{}", api.output());
+    let api = Server::start_in(Some(dir.path()), &[], &[]);
+    assert_eq!(api.first_run_key(), None, "a key is printed only on first run:\n{}", api.output());
     rt.block_on(async {
         let client = reqwest::Client::new();
         let (status, body) = get(&client, &format!("{}/values", api.url), Some(&key)).await;
@@ -294,8 +186,8 @@ fn api_serves_a_database_without_users_with_auth_off() {
     let dir = tempfile::tempdir().unwrap();
     let created = timedb(dir.path(), &["create", "tables", "-y"], &[]);
     assert!(created.status.success(), "{}", text(&created));
-    let api = start_api(dir.path(), &[]);
-    assert_eq!(api.key, None, "no admin key without users tables:\n{}", api.output());
+    let api = Server::start_in(Some(dir.path()), &[], &[]);
+    assert_eq!(api.first_run_key(), None, "no admin key without users tables:\n{}", api.output());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = reqwest::Client::new();
@@ -303,7 +195,7 @@ fn api_serves_a_database_without_users_with_auth_off() {
         assert_eq!(status, 200, "auth off: no key needed: {body}");
         assert_eq!(body["count"], 0);
     });
-    let out = strip_ansi(&api.output());
+    let out = api.output();
     assert!(out.contains("auth: OFF"), "the serving line says auth is off: {out}");
     assert!(out.contains("authentication is OFF"), "a loud warning is logged: {out}");
     let tables = tables(&dir.path().join("timedb.sqlite3"));

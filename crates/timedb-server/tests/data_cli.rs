@@ -2,70 +2,27 @@
 //! and `completions` as processes, against a `timedb api` process on a fresh SQLite file.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use chrono::{DateTime, Utc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_timedb");
+mod common;
 
-/// A running `timedb api`; dropping it kills the process.
+use common::process::{BIN, Server};
+
+/// A running `timedb api` on an empty SQLite database of its own, with its first-run
+/// admin key; dropping it ends the process.
 struct Api {
-    child: Child,
     url: String,
     key: String,
-    _dir: tempfile::TempDir,
+    _server: Server,
 }
 
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `timedb api --port 0` on an empty SQLite database in a temp dir; its first-run
-/// admin key and address come from its output.
 fn start_api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["api", "--port", "0"])
-        .current_dir(dir.path())
-        .env_remove("TIMEDB_DSN")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut key, deadline) = (None, Instant::now() + Duration::from_secs(30));
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else { break };
-        if let Some(rest) = line.split("API Key:").nth(1) {
-            key = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if let Some(rest) = line.split("serving ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap().to_owned();
-            let key = key.expect("the first run prints the admin key before it serves");
-            return Api { child, url, key, _dir: dir };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("timedb api did not print its address");
+    let server = Server::start_in(None, &[], &[]);
+    let key = server.first_run_key().expect("the first run prints the admin key before it serves");
+    Api { url: server.url.clone(), key, _server: server }
 }
 
 impl Api {

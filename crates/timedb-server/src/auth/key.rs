@@ -146,6 +146,16 @@ impl KeyFormat {
         }
     }
 
+    /// The key id a text names: a bare key id, or a whole key (whose shape, checksum and
+    /// environment are checked first, and whose secret is then forgotten).
+    pub fn key_id_of(&self, text: &str) -> Result<KeyId, KeyError> {
+        let t = text.trim();
+        if let Ok(id) = KeyId::parse("key", t) {
+            return Ok(id);
+        }
+        self.parse(t).map(|k| k.key_id().clone())
+    }
+
     /// Parse a presented key without any database access: length cap first, then shape,
     /// then checksum, then environment.
     pub fn parse(&self, text: &str) -> Result<ApiKey, KeyError> {

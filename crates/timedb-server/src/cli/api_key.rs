@@ -73,12 +73,7 @@ fn msg(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// A key id from either a bare id or a full key (whose checksum is checked first).
 pub fn key_id_of(text: &str) -> anyhow::Result<KeyId> {
-    let t = text.trim();
-    if t.len() == KeyId::LEN {
-        return KeyId::parse("key", t).map_err(msg);
-    }
-    let key = key_format()?.parse(t).map_err(|e| anyhow::anyhow!("not a key id or a valid API key: {e}"))?;
-    Ok(key.key_id().clone())
+    key_format()?.key_id_of(text).map_err(|e| anyhow::anyhow!("not a key id or a valid API key: {e}"))
 }
 
 fn json_row(k: &KeyRecord) -> serde_json::Value {

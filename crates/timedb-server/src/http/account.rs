@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use timedb::model::time::{format_timestamp, now};
-use timedb::model::{Email, KeyId, KeyRecord, RateLimit, Scopes, TenantScope};
+use timedb::model::{Email, KeyRecord, RateLimit, Scopes, TenantScope};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -209,7 +209,12 @@ pub async fn revoke_key(
     PathText(key): PathText,
 ) -> ApiResult<axum::Json<KeyBody>> {
     let p = caller.require_principal()?;
-    let key_id = key_id_of(&state, &key)?;
+    let key_id = state
+        .verifier
+        .config
+        .format
+        .key_id_of(&key)
+        .map_err(|_| ApiError::invalid("key", "is neither a key id (8 characters) nor a valid API key"))?;
     let keys = state.store.list_keys(TenantScope::One(p.tenant), None, true).await?;
     let target = keys
         .iter()
@@ -220,18 +225,4 @@ pub async fn revoke_key(
     state.verifier.changed().await;
     tracing::info!(key_id = %key_id, by = %p.key_id, "API key revoked");
     Ok(axum::Json(record.into()))
-}
-
-/// A key id from either a key id or a whole key (whose secret is then forgotten).
-pub fn key_id_of(state: &AppState, text: &str) -> ApiResult<KeyId> {
-    if let Ok(id) = KeyId::parse("key", text) {
-        return Ok(id);
-    }
-    state
-        .verifier
-        .config
-        .format
-        .parse(text.trim())
-        .map(|k| k.key_id().clone())
-        .map_err(|_| ApiError::invalid("key", "is neither a key id (8 characters) nor a valid API key"))
 }

@@ -144,13 +144,12 @@ async fn refuse_declared_oversize(
 /// it to its response head.
 async fn record_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().to_string();
+    // MatchedPath is a shared string: cloning it allocates nothing.
+    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = next.run(req).await;
-    crate::metrics::global().request(&route, &method, response.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("(unmatched)", |m| m.as_str());
+    crate::metrics::global().request(route, method.as_str(), response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -2,7 +2,7 @@
 //! process that never outlives its test.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,12 +63,20 @@ pub struct Server {
 impl Server {
     /// Start `timedb api --dsn DSN --port 0` with `envs` and wait until it serves.
     pub fn start(dsn: &str, envs: &[(&str, &str)]) -> Server {
+        Server::start_in(None, &["--dsn", dsn], envs)
+    }
+
+    /// Start `timedb api --port 0 ARGS…` with `envs` in `dir` (by default a temporary
+    /// directory of the server's own, where the embedded default database then lives) and
+    /// wait until it serves.
+    pub fn start_in(dir: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let logs = tempfile::tempdir().unwrap();
         let stdout = logs.path().join("stdout.log");
         let stderr = logs.path().join("stderr.log");
         let mut cmd = command();
-        cmd.args(["api", "--dsn", dsn, "--port", "0"])
-            .current_dir(logs.path())
+        cmd.args(["api", "--port", "0"])
+            .args(args)
+            .current_dir(dir.unwrap_or(logs.path()))
             .stdout(File::create(&stdout).unwrap())
             .stderr(File::create(&stderr).unwrap());
         for (k, v) in envs {
@@ -98,6 +106,11 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         strip_ansi(&std::fs::read_to_string(&self.stderr).unwrap_or_default())
+    }
+
+    /// Everything the server wrote so far: stdout, then stderr.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
     }
 
     pub fn url(&self, path: &str) -> String {
